@@ -1,0 +1,81 @@
+"""lightflow: lazy, cached image-diffusion workflows for Jupyter, built on diffusers.
+
+    >>> import lightflow as lf
+    >>> sd = lf.checkpoint()                                  # embedded digits model
+    >>> flow = lf.prompt("a red seven").encode(sd).sample(sd, steps=20, seed=1).decode(sd)
+    >>> flow                                                  # doctest: +ELLIPSIS
+    <Node decode() #...>
+"""
+
+from __future__ import annotations
+
+from . import nodes as _nodes  # noqa: F401  (registers the node library)
+from . import preview as _preview  # noqa: F401  (registers proxy ops and draft rules)
+from .api import checkpoint, image, prompt
+from .errors import (
+    CycleError,
+    FlowFormatError,
+    LightflowError,
+    MissingInputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ParameterError,
+    PoolError,
+    ProxyInFinalError,
+    RunInterrupted,
+    TypeMismatchError,
+    UnsafeFileError,
+)
+from .graph.events import NodeFinished, NodeStarted, PreviewReady, RunFinished, StepEvent
+from .graph.executor import Run
+from .graph.node import Node
+from .graph.serialize import GraphBuilder, from_json
+from .graph.types import PortType
+from .nodes.schedulers import SCHEDULERS, scheduler_table
+from .pool import get_pool as _get_pool
+from .preview import fit_latent_rgb
+from .recipe import load_recipe, save_image
+from .runtime import draft, final, get_executor, get_settings
+
+__version__ = "0.1.0"
+
+pool = _get_pool()
+settings = get_settings()
+
+__all__ = [
+    "SCHEDULERS",
+    "CycleError",
+    "FlowFormatError",
+    "GraphBuilder",
+    "LightflowError",
+    "MissingInputError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "Node",
+    "NodeFinished",
+    "NodeStarted",
+    "ParameterError",
+    "PoolError",
+    "PortType",
+    "PreviewReady",
+    "ProxyInFinalError",
+    "Run",
+    "RunFinished",
+    "RunInterrupted",
+    "StepEvent",
+    "TypeMismatchError",
+    "UnsafeFileError",
+    "checkpoint",
+    "draft",
+    "final",
+    "fit_latent_rgb",
+    "from_json",
+    "get_executor",
+    "image",
+    "load_recipe",
+    "pool",
+    "prompt",
+    "save_image",
+    "scheduler_table",
+    "settings",
+]
