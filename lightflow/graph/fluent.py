@@ -32,6 +32,16 @@ _REPLACEABLE = {
 }
 
 
+_TYPE_FIXES = {
+    (PortType.PROMPT, PortType.CONDITIONING): "encode the prompt first: .encode(ckpt).sample(...)",
+    (PortType.PROMPT, PortType.LATENT): "encode and sample first: .encode(ckpt).sample(ckpt)",
+    (PortType.CONDITIONING, PortType.LATENT): "sample first: .sample(ckpt).decode(ckpt)",
+    (PortType.LATENT, PortType.IMAGE): "decode the latent first: .decode(ckpt)",
+    (PortType.IMAGE, PortType.LATENT): "encode the image first: .encode_image(ckpt)",
+    (PortType.LATENT, PortType.PROMPT): "prompts come from lf.prompt(...)",
+}
+
+
 def _build(op: str, inputs: dict[str, Any] | None = None, **params: Any) -> Node:
     from .ops import build
 
@@ -62,7 +72,8 @@ class FluentMixin:
             raise TypeMismatchError(
                 f".{method}() is for {wanted} nodes, but this node ({self.op}) gives "
                 f"{self.type.value}", where=f"{self.op}.{method}",
-                fix=fix or f"call .{method}() on a {wanted} node")
+                fix=fix or _TYPE_FIXES.get((self.type, types[0]))
+                or f"call .{method}() on a {wanted} node")
 
     # ------------------------------------------------------------------ checkpoints
     @property

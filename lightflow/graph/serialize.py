@@ -70,7 +70,7 @@ class GraphBuilder:
             if state.get(node_id) == 2:
                 return built[node_id]
             if state.get(node_id) == 1:
-                cycle = path[path.index(node_id):] + [node_id]
+                cycle = [*path[path.index(node_id):], node_id]
                 raise CycleError(f"cycle {' → '.join(cycle)}", where=f"node {node_id}",
                                  fix="a node cannot depend on its own output; remove a link")
             state[node_id] = 1

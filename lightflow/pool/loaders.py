@@ -129,7 +129,8 @@ def _from_single_file(source: Source, component: str, dtype: torch.dtype) -> Any
         return cls.from_pretrained(source.config, subfolder=component, local_files_only=True)
     checkpoint = read_single_file(source.location)
     return load_single_file_sub_model(
-        library_name=cls.__module__.split(".")[0], class_name=cls.__name__, name=component, checkpoint=checkpoint,
+        library_name=cls.__module__.split(".")[0], class_name=cls.__name__, name=component,
+        checkpoint=checkpoint,
         pipelines=pipelines, is_pipeline_module=False, cached_model_config_path=source.config,
         local_files_only=True, torch_dtype=dtype)
 
@@ -143,7 +144,7 @@ def load_component(source: Source, component: str, dtype: torch.dtype, device: s
             obj = _from_folder(source, component, dtype)
     except (ModelLoadError, ModelNotFoundError):
         raise
-    except (OSError, EnvironmentError) as exc:
+    except OSError as exc:
         where = f"checkpoint {source.location}"
         if source.kind == "hub":
             raise ModelNotFoundError(

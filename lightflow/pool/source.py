@@ -158,8 +158,9 @@ def resolve_source(source: str | os.PathLike[str] | None, config: str | None = N
     if text.startswith("builtin:"):
         name = text.split(":", 1)[1]
         if name not in BUILTIN:
+            names = ", ".join("builtin:" + n for n in BUILTIN)
             raise ModelNotFoundError(f"unknown built-in model {name!r}", where="checkpoint",
-                                     fix=f"use one of: {', '.join('builtin:' + n for n in BUILTIN)}")
+                                     fix=f"use one of: {names}")
         folder = BUILTIN[name]
         if not (folder / "model_index.json").is_file():
             raise ModelNotFoundError(f"the built-in model {name!r} is not installed at {folder}",

@@ -1,0 +1,1 @@
+"""Ratio benchmarks for lightflow (run with ``python -m benchmarks.run``)."""
