@@ -18,6 +18,7 @@ from ._common import Result
 
 BENCHMARKS = {
     "overhead": "benchmarks.bench_overhead",
+    "pool": "benchmarks.bench_pool",
 }
 
 

@@ -39,6 +39,16 @@ from .runtime import draft, final, get_executor, get_settings
 
 __version__ = "0.1.0"
 
+
+def explore(flow: Node, **controls: object) -> object:
+    """Sliders and inputs for a flow's parameters: draft previews while a control moves,
+    the final image once it settles. ``lf.explore(flow, seed=(0, 1000), cfg=(1.0, 12.0))``
+    (needs ipywidgets: ``pip install lightflow[notebook]``)."""
+    from .widgets.explore import explore as _explore
+
+    return _explore(flow, **controls)
+
+
 pool = _get_pool()
 settings = get_settings()
 
@@ -67,6 +77,7 @@ __all__ = [
     "UnsafeFileError",
     "checkpoint",
     "draft",
+    "explore",
     "final",
     "fit_latent_rgb",
     "from_json",

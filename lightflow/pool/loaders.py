@@ -71,7 +71,7 @@ def read_single_file(path: str) -> dict[str, torch.Tensor]:
 
             state = load_file(str(file))
         else:
-            state = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
+            state = torch.load(str(file), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise UnsafeFileError(
             f"{file.name} contains pickled objects other than tensors and was not loaded "

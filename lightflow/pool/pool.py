@@ -249,7 +249,7 @@ class ModelPool:
         size = module_bytes(obj)
         if size > estimate:  # the estimate was short (e.g. .bin files): make room afterwards
             try:
-                self._make_room(tier, size, kind=kind, exclude=(), wait=False, pending=size)
+                self._make_room(tier, size, kind=kind, exclude=(), wait=False)
             except PoolError:
                 log.warning("%s is larger than estimated and the %s budget is exceeded",
                             spec.label(), tier)
@@ -304,14 +304,14 @@ class ModelPool:
             self._drop(victim)
 
     def _make_room(self, tier: str, need: int, *, kind: str | None, exclude: Iterable[Any],
-                   wait: bool = True, pending: int = 0) -> None:
+                   wait: bool = True) -> None:
         budget = self.budgets[tier]
         if need > budget:
             raise PoolError(f"a model of {format_bytes(need)} cannot fit the {tier} budget of "
                             f"{format_bytes(budget)}", where="pool",
                             fix=f'raise it: lf.pool.set_budget({tier}="...")')
         deadline = time.monotonic() + self.wait_timeout
-        while self.resident_bytes(tier) - pending + need > budget:
+        while self.resident_bytes(tier) + need > budget:
             victim = self._idle_lru(tier, None, exclude)
             if victim is not None:
                 self._evict(victim)
