@@ -14,8 +14,12 @@ def build_sd_like(folder: Path, *, channels: tuple[int, ...] = (128, 256, 256),
                   sample_size: int = 32, text_hidden: int = 256, text_layers: int = 6,
                   vae_channels: tuple[int, ...] = (64, 128, 128, 128), seed: int = 0) -> Path:
     """An SD-1.x-shaped pipeline (UNet, VAE, CLIP text encoder) of configurable size."""
-    from diffusers import (AutoencoderKL, PNDMScheduler, StableDiffusionPipeline,
-                           UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from tests.support.tiny import _load_tokenizer

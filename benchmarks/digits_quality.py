@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         "colour_accuracy": colour_acc,
         "per_digit": per_digit,
         "generation_s": round(gen_s, 1),
+        "images_detail": rows,
     }
     if not a.skip_proxies:
         result["proxy_psnr_db"] = evaluate_proxies(a.model)

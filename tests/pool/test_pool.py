@@ -191,7 +191,7 @@ def test_eight_threads_acquire_and_release_without_deadlock(fresh, sd15_dir, tmp
     def guarded(seed: int) -> None:
         try:
             worker(seed)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=guarded, args=(i,)) for i in range(8)]
