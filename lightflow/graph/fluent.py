@@ -125,9 +125,13 @@ class FluentMixin:
                       cfg=cfg, seed=seed, width=width, height=height, scheduler=scheduler,
                       batch=batch, denoise=denoise)
 
-    def decode(self, vae: Node) -> Node:
-        """LATENT → IMAGE with the full VAE of ``vae`` (a checkpoint or VAE node)."""
+    def decode(self, vae: Node, *, proxy: str | None = None) -> Node:
+        """LATENT → IMAGE with the full VAE of ``vae`` (a checkpoint or VAE node), or with a
+        proxy decoder (``proxy="taesd" | "latent_rgb" | "bilinear" | "auto"``: draft only).
+        """
         self._expect("decode", PortType.LATENT)
+        if proxy is not None:
+            return _build("proxy_decode", {"latent": self, "vae": vae}, decoder=proxy)
         return _build("decode", {"latent": self, "vae": vae})
 
     def encode_image(self, vae: Node) -> Node:

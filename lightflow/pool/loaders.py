@@ -135,8 +135,18 @@ def _from_single_file(source: Source, component: str, dtype: torch.dtype) -> Any
         local_files_only=True, torch_dtype=dtype)
 
 
+def _quiet_progress_bars() -> None:
+    """lightflow reports its own progress; the libraries' per-load bars are noise."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def load_component(source: Source, component: str, dtype: torch.dtype, device: str) -> Any:
     """Load ``component`` of ``source`` in ``dtype`` onto ``device`` (eval mode, no grad)."""
+    _quiet_progress_bars()
     try:
         if source.kind == "file":
             obj = _from_single_file(source, component, dtype)
