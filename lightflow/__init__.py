@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import nodes as _nodes  # noqa: F401  (registers the node library)
 from . import preview as _preview  # noqa: F401  (registers proxy ops and draft rules)
-from .api import checkpoint, image, prompt
+from .api import checkpoint, hold, image, prompt
 from .errors import (
     CycleError,
     FlowFormatError,
@@ -49,6 +49,19 @@ def explore(flow: Node, **controls: object) -> object:
     return _explore(flow, **controls)
 
 
+def from_comfy(source: object, models: object = None, **options: object) -> Node | list[Node]:
+    """A ComfyUI workflow (API or UI format: a path, JSON text or dict) as lightflow
+    flow(s): one IMAGE node per SaveImage/PreviewImage node, a list when several.
+    ``models=`` is a ComfyUI-style models folder or a mapping; see
+    :func:`lightflow.interop.comfy.from_comfy`. ``flow.to_comfy()`` writes one back.
+
+        >>> flow = lf.from_comfy("workflow_api.json", models="ComfyUI/models")  # doctest: +SKIP
+    """
+    from .interop.comfy import from_comfy as _from_comfy
+
+    return _from_comfy(source, models, **options)  # type: ignore[arg-type]
+
+
 pool = _get_pool()
 settings = get_settings()
 
@@ -80,8 +93,10 @@ __all__ = [
     "explore",
     "final",
     "fit_latent_rgb",
+    "from_comfy",
     "from_json",
     "get_executor",
+    "hold",
     "image",
     "load_recipe",
     "pool",

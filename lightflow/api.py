@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from PIL import Image
@@ -11,7 +13,7 @@ from .graph.node import Node
 from .graph.ops import build
 from .nodes.image import ImageData
 
-__all__ = ["checkpoint", "image", "prompt"]
+__all__ = ["checkpoint", "hold", "image", "prompt"]
 
 
 def checkpoint(source: str | os.PathLike[str] | None = None, *, config: str | None = None,
@@ -47,3 +49,23 @@ def image(source: str | os.PathLike[str] | Image.Image) -> Node:
     if isinstance(source, Image.Image):
         return build("load_image", data=ImageData.from_pil(source))
     return build("load_image", path=os.fspath(source))
+
+
+@contextmanager
+def hold(ckpt: Node, component: str) -> Iterator[Any]:
+    """Hold one component of a checkpoint from the pool (loaded if needed) for direct use.
+
+        >>> with lf.hold(lf.checkpoint(), "vae") as vae:     # doctest: +SKIP
+        ...     images = vae.decode(latents / vae.config.scaling_factor).sample
+    """
+    from .errors import TypeMismatchError
+    from .graph.ops import get_op
+    from .graph.types import PortType
+    from .pool import get_pool
+
+    if not isinstance(ckpt, Node) or ckpt.type is not PortType.CHECKPOINT:
+        raise TypeMismatchError("lf.hold needs a checkpoint node", where="hold",
+                                fix="pass lf.checkpoint(...)")
+    ref = get_op("checkpoint").run(None, {}, ckpt.params)  # resolves files; reads nothing
+    with get_pool().acquire(ref.spec(component)) as model:
+        yield model

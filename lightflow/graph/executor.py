@@ -1,8 +1,10 @@
 """The executor: plans a flow, runs only what changed, caches outputs, emits events.
 
-A node's *run key* hashes the mode, its own key and its inputs' run keys; model nodes
-contribute the identity of the files they resolve to, so an edited weight file re-runs
-what depends on it. Evaluation is top-down from the requested node: a cached node's
+A node's *run key* hashes its own key and its inputs' run keys; model nodes contribute
+the identity of the files they resolve to, so an edited weight file re-runs what depends
+on it. Draft mode runs a rewritten graph (proxy nodes have other keys, and so has all
+that depends on them), so a final result never comes from a draft computation, while
+work that is the same in both modes (encoding a prompt) is shared. Evaluation is top-down from the requested node: a cached node's
 inputs are never visited.
 """
 
@@ -131,7 +133,9 @@ class Executor:
                 models.append(ref)
                 salt = getattr(ref, "identity", repr(ref))
             else:
-                salt = mode
+                # no mode salt: draft rules replace every node whose work differs in draft
+                # mode (and so, through keys, everything downstream); identical nodes share
+                salt = ""
             parts = [salt, node.key] + [f"{name}={keys[child.key]}"
                                         for name, child in sorted(node.inputs.items())]
             keys[node.key] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]

@@ -345,15 +345,16 @@ class ModelPool:
                 pass
         self._drop(entry)
 
-    def _drop(self, entry: Entry) -> None:
+    def _drop(self, entry: Entry, collect: bool = True) -> None:
         self._entries.pop(entry.key, None)
         was_gpu = entry.tier == "gpu"
         entry.obj = None
         self.stats["evictions"] += 1
         self._emit("evict", entry.row())
-        gc.collect()
-        if was_gpu:
-            _free_cuda()
+        if collect:
+            gc.collect()
+            if was_gpu:
+                _free_cuda()
 
     def _track_peak(self) -> None:
         peak = self.stats["peak_bytes"]
@@ -432,7 +433,9 @@ class ModelPool:
             victims = [e for e in list(self._entries.values())
                        if e.users == 0 and _matches(e, what)]
             for e in victims:
-                self._drop(e)
+                self._drop(e, collect=False)
+            if victims:
+                _free_cuda()
             return len(victims)
 
     def clear(self) -> int:

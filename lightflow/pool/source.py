@@ -83,7 +83,8 @@ class Source:
             except OSError:
                 continue
             stamps.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
-        return f"{self.kind}:{self.location}/{component}[{','.join(stamps)}]"
+        config = f"?config={self.config}" if self.kind == "file" and self.config else ""
+        return f"{self.kind}:{self.location}/{component}{config}[{','.join(stamps)}]"
 
     def weight_bytes(self, component: str, float_size: int | None = None) -> int:
         """Bytes of a component's weights, from safetensors headers (no tensor is read).

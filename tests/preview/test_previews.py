@@ -195,3 +195,14 @@ def test_unreadable_recipes_are_clear_errors(tmp_path):
 def test_published_formats_are_carried():
     assert set(latent_rgb_module.FORMATS) == {"sd1", "sdxl", "sd3", "flux"}
     assert len(latent_rgb_module.FORMATS["sd3"]["factors"]) == 16
+
+
+def test_hold_gives_a_pooled_component(sd15_dir):
+    sd = lf.checkpoint(sd15_dir)
+    with lf.hold(sd, "vae") as vae:
+        assert vae.config.latent_channels == 4
+        users = {e["label"]: e["users"] for e in lf.pool.entries()}
+        assert users[f"{sd15_dir.name}/vae"] >= 1
+    with pytest.raises(lf.TypeMismatchError):
+        with lf.hold(lf.prompt("x"), "vae"):
+            pass
