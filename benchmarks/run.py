@@ -19,6 +19,7 @@ from ._common import Result
 BENCHMARKS = {
     "overhead": "benchmarks.bench_overhead",
     "pool": "benchmarks.bench_pool",
+    "previews": "benchmarks.bench_previews",
 }
 
 

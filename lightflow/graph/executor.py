@@ -4,8 +4,8 @@ A node's *run key* hashes its own key and its inputs' run keys; model nodes cont
 the identity of the files they resolve to, so an edited weight file re-runs what depends
 on it. Draft mode runs a rewritten graph (proxy nodes have other keys, and so has all
 that depends on them), so a final result never comes from a draft computation, while
-work that is the same in both modes (encoding a prompt) is shared. Evaluation is top-down from the requested node: a cached node's
-inputs are never visited.
+work that is the same in both modes (encoding a prompt) is shared. Evaluation is top-down
+from the requested node: a cached node's inputs are never visited.
 """
 
 from __future__ import annotations
