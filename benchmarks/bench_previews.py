@@ -1,0 +1,107 @@
+"""Proxy-decoder benchmarks (issue 5), measured side by side in one process.
+
+1. Decoders at SD 1.5 scale (random weights; a 1x4x64x64 latent to a 512x512 image):
+   the full VAE against latent→RGB (to the uint8 array a widget sends), the tiny
+   autoencoder and bilinear. Goals: latent→RGB >= 1000x, tiny autoencoder >= 8x faster.
+2. Preview overhead while sampling (previews off vs latent→RGB vs throttled tiny
+   autoencoder), goal <= 5%; and a 20-step draft against its final run, goal >= 5x. These
+   use an SD-shaped model smaller than SD 1.5 (see benchmarks/_models.py) at 256x256 so the
+   benchmark runs in minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ._common import Result, interleaved_medians, median_seconds
+
+
+def _decoders(quick: bool) -> list[Result]:
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    from lightflow.nodes.image import vae_decode
+    from lightflow.preview import Bilinear, LatentRGB, TinyAutoencoder, to_uint8
+
+    torch.manual_seed(0)
+    side = 32 if quick else 64
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                        latent_channels=4,
+                        down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4).eval()
+    tiny = TinyAutoencoder(AutoencoderTiny().eval())
+    rgb, bil = LatentRGB.for_format("sd1", scale=8), Bilinear(8)
+    latents = torch.randn(1, 4, side, side)
+    with torch.inference_mode():
+        full, _ = median_seconds(lambda: to_uint8(vae_decode(vae, latents)), 1 if quick else 3)
+        taesd, _ = median_seconds(lambda: to_uint8(tiny.decode(latents)), 3)
+    rgb_s, _ = median_seconds(lambda: to_uint8(rgb.decode(latents)), 50)
+    bil_s, _ = median_seconds(lambda: to_uint8(bil.decode(latents)), 50)
+    size = {"image_px": side * 8, "full_vae_s": full, "taesd_s": taesd, "latent_rgb_s": rgb_s,
+            "bilinear_s": bil_s}
+    return [
+        Result("latent→RGB vs full VAE decode", "speed-up", full / rgb_s, ">= 1000",
+               full / rgb_s >= 1000, size),
+        Result("tiny autoencoder vs full VAE decode", "speed-up", full / taesd, ">= 8",
+               full / taesd >= 8, size),
+        Result("bilinear vs full VAE decode (reference)", "speed-up", full / bil_s, "—", True,
+               size),
+    ]
+
+
+def _sampling(quick: bool) -> list[Result]:
+    from diffusers import AutoencoderTiny
+
+    import lightflow as lf
+
+    from ._models import build_sd_like
+
+    tmp = Path(tempfile.mkdtemp())
+    folder = build_sd_like(tmp / "sd_like", channels=(64, 128, 128) if quick else (128, 256, 256))
+    AutoencoderTiny().save_pretrained(tmp / "taesd")
+    sd = lf.checkpoint(folder)
+    steps = 6 if quick else 10
+
+    def sample_with(preview: str | None):
+        def go(i: int) -> None:
+            lf.settings.preview = preview
+            lf.prompt("a cat").encode(sd).sample(sd, steps=steps, seed=1000 + i).run()
+        return go
+
+    lf.settings.taesd["sd1"] = str(tmp / "taesd")
+    try:
+        medians = interleaved_medians({"off": sample_with(None),
+                                       "latent_rgb": sample_with("latent_rgb"),
+                                       "taesd": sample_with("taesd")}, 2 if quick else 3)
+        lf.settings.preview = "auto"
+        final_flow = lf.prompt("a cat").encode(sd).sample(sd, steps=20).decode(sd)
+
+        def final(i: int) -> None:
+            final_flow.replace(seed=2000 + i).run()
+
+        def draft(i: int) -> None:
+            final_flow.replace(seed=2000 + i).run(mode="draft")
+
+        modes = interleaved_medians({"final": final, "draft": draft}, 2 if quick else 3)
+    finally:
+        lf.settings.preview = "auto"
+        del lf.settings.taesd["sd1"]
+    rgb = medians["latent_rgb"] / medians["off"] - 1
+    taesd = medians["taesd"] / medians["off"] - 1
+    details = {f"{k}_s": v for k, v in medians.items()} | {"steps": steps, "image_px": 256}
+    speed = modes["final"] / modes["draft"]
+    return [
+        Result("preview overhead, latent→RGB", "extra sampling time", rgb, "<= 0.05",
+               rgb <= 0.05, details),
+        Result("preview overhead, tiny autoencoder (throttled)", "extra sampling time", taesd,
+               "<= 0.05", taesd <= 0.05, details),
+        Result("draft vs final, 20 steps at 256x256", "speed-up", speed, ">= 5", speed >= 5,
+               {"final_s": modes["final"], "draft_s": modes["draft"],
+                "draft": "taesd decode, steps capped at 4"}),
+    ]
+
+
+def run(quick: bool = False) -> list[Result]:
+    return _decoders(quick) + _sampling(quick)
