@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["build_sd_like"]
+__all__ = ["build_sd15_scale", "build_sd_like"]
 
 
 def build_sd_like(folder: Path, *, channels: tuple[int, ...] = (128, 256, 256),
@@ -52,3 +52,9 @@ def build_sd_like(folder: Path, *, channels: tuple[int, ...] = (128, 256, 256),
                                    feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def build_sd15_scale(folder: Path) -> Path:
+    """Stable Diffusion 1.5's shapes (UNet 860M, CLIP-L text encoder, SD VAE), random."""
+    return build_sd_like(folder, channels=(320, 640, 1280, 1280), sample_size=64,
+                         text_hidden=768, text_layers=12, vae_channels=(128, 256, 512, 512))
