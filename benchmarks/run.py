@@ -20,6 +20,8 @@ BENCHMARKS = {
     "overhead": "benchmarks.bench_overhead",
     "pool": "benchmarks.bench_pool",
     "previews": "benchmarks.bench_previews",
+    "control": "benchmarks.bench_control",
+    "lora": "benchmarks.bench_lora",
 }
 
 

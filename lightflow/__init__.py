@@ -31,6 +31,7 @@ from .graph.executor import Run
 from .graph.node import Node
 from .graph.serialize import GraphBuilder, from_json
 from .graph.types import PortType
+from .nodes.control import controlnet, t2i_adapter
 from .nodes.schedulers import SCHEDULERS, scheduler_table
 from .pool import get_pool as _get_pool
 from .preview import fit_latent_rgb
@@ -89,6 +90,7 @@ __all__ = [
     "TypeMismatchError",
     "UnsafeFileError",
     "checkpoint",
+    "controlnet",
     "draft",
     "explore",
     "final",
@@ -104,4 +106,5 @@ __all__ = [
     "save_image",
     "scheduler_table",
     "settings",
+    "t2i_adapter",
 ]

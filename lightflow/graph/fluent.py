@@ -42,6 +42,19 @@ _TYPE_FIXES = {
 }
 
 
+def _as_image(image: Any) -> Any:
+    """An IMAGE node from a node, a PIL image or a path (anything else is refused by build)."""
+    import os
+
+    from PIL import Image
+
+    if isinstance(image, (str, os.PathLike, Image.Image)):
+        from ..api import image as load_image
+
+        return load_image(image)
+    return image
+
+
 def _build(op: str, inputs: dict[str, Any] | None = None, **params: Any) -> Node:
     from .ops import build
 
@@ -92,6 +105,42 @@ class FluentMixin:
         return _build("vae", {"checkpoint": self})
 
     # ------------------------------------------------------------------ builders
+    def lora(self, path: Any, strength: float = 1.0, *,
+             text_strength: float | None = None) -> Node:
+        """CHECKPOINT → CHECKPOINT with a LoRA on its UNet (``strength``) and text encoder(s)
+        (``text_strength``, default ``strength``); chain calls to stack LoRAs.
+        ``sd.lora("style.safetensors", 0.8).encode(...)`` works wherever ``sd`` does."""
+        self._expect("lora", PortType.CHECKPOINT)
+        return _build("lora", {"checkpoint": self}, path=path, strength=strength,
+                      text_strength=text_strength)
+
+    def control(self, model: Node, image: Any, strength: float = 1.0, *, start: float = 0.0,
+                end: float = 1.0) -> Node:
+        """CONDITIONING → CONDITIONING with a ControlNet or T2I-Adapter hint attached
+        (stackable). ``image``: an IMAGE node, a PIL image or a path; ``start``/``end``: the
+        fraction of the steps it acts on."""
+        self._expect("control", PortType.CONDITIONING,
+                     fix="encode the prompt first: .encode(ckpt).control(...)")
+        return _build("control", {"cond": self, "model": model, "image": _as_image(image)},
+                      strength=strength, start=start, end=end)
+
+    def adapter(self, model: Node, image: Any, strength: float = 1.0, *, start: float = 0.0,
+                end: float = 1.0) -> Node:
+        """The same as :meth:`control`, named for T2I-Adapters."""
+        return self.control(model, image, strength, start=start, end=end)
+
+    def canny(self, low: int = 100, high: int = 200) -> Node:
+        """IMAGE → IMAGE: OpenCV Canny edges (white on black), for canny ControlNets."""
+        self._expect("canny", PortType.IMAGE)
+        return _build("canny", {"image": self}, low=low, high=high)
+
+    def sweep(self, **values: Any) -> Any:
+        """Run the product of parameter values (``lora=[...]``, ``seed=[...]``, ``cfg=[...]``,
+        any ``replace`` name); returns a ``Sweep`` (results list and ``.grid`` image)."""
+        from ..nodes.sweep import sweep
+
+        return sweep(self, **values)  # type: ignore[arg-type]
+
     def encode(self, clip: Node, *, clip_skip: int | None = None) -> Node:
         """PROMPT → CONDITIONING with a checkpoint's (or TEXT_ENCODER's) text encoder."""
         self._expect("encode", PortType.PROMPT,
@@ -262,3 +311,20 @@ class FluentMixin:
 
             bundle["text/html"] = flow_html(self)  # type: ignore[arg-type]
         return bundle
+
+
+def _to_comfy(self: FluentMixin, **options: Any) -> dict[str, Any]:
+    """The flow as a ComfyUI API-format workflow dict (``lf.from_comfy`` reads it back).
+
+    Options: ``models=`` (folder or mapping, to name model files relative to it),
+    ``inputs=`` (folder that LoadImage names are relative to), ``filename_prefix=``.
+
+        >>> import json
+        >>> json.dumps(flow.to_comfy())          # doctest: +SKIP
+    """
+    from ..interop.comfy import to_comfy
+
+    return to_comfy(self, **options)  # type: ignore[arg-type]
+
+
+FluentMixin.to_comfy = _to_comfy  # type: ignore[attr-defined]

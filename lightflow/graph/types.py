@@ -17,6 +17,7 @@ class PortType(str, Enum):
     TAESD = "TAESD"  # a tiny autoencoder used as a proxy decoder
     LORA = "LORA"
     CONTROLNET = "CONTROLNET"
+    ADAPTER = "ADAPTER"  # a T2I-Adapter (used like a ControlNet, through .control/.adapter)
     PROMPT = "PROMPT"
     CONDITIONING = "CONDITIONING"
     LATENT = "LATENT"
@@ -29,7 +30,7 @@ class PortType(str, Enum):
 #: Types whose value is a reference to weights in the pool, never a tensor.
 MODEL_TYPES = frozenset(
     {PortType.CHECKPOINT, PortType.UNET, PortType.TEXT_ENCODER, PortType.VAE, PortType.TAESD,
-     PortType.LORA, PortType.CONTROLNET}
+     PortType.LORA, PortType.CONTROLNET, PortType.ADAPTER}
 )
 
 #: Component types a CHECKPOINT can stand in for; the value is the op that selects it.

@@ -1,6 +1,6 @@
 """The node library: importing it registers every op with the graph core."""
 
-from . import image, latent, loaders, sampling, schedulers, text  # noqa: F401
+from . import control, image, latent, loaders, lora, sampling, schedulers, text  # noqa: F401
 from .schedulers import SCHEDULERS, scheduler_table
 from .values import Conditioning, PromptValue
 

@@ -50,6 +50,7 @@ class CheckpointRef:
     source: Source
     dtype: str
     device: str
+    loras: tuple[Any, ...] = ()  # LoraRef values applied on top (lightflow.nodes.lora)
 
     @property
     def family(self) -> str:
@@ -57,7 +58,17 @@ class CheckpointRef:
 
     @property
     def identity(self) -> str:
-        return f"{self.source.kind}:{self.source.location}|{self.dtype}|{self.device}"
+        base = f"{self.source.kind}:{self.source.location}|{self.dtype}|{self.device}"
+        return base + "".join(f"|{lora.identity}@{lora.strength}/{lora.text_strength}"
+                              for lora in self.loras)
+
+    def lora_identity(self, part: str) -> str:
+        """What the LoRAs change in ``part`` (unet: strength, text encoder: text_strength)."""
+        if part == "unet":
+            return "".join(f"+{lora.identity}@{lora.strength}" for lora in self.loras)
+        if part == "text_encoder":
+            return "".join(f"+{lora.identity}@{lora.text_strength}" for lora in self.loras)
+        return ""
 
     def spec(self, component: str) -> ModelSpec:
         return ModelSpec(self.source, component, self.dtype, self.device)
@@ -95,7 +106,13 @@ class ComponentRef:
     def identity(self) -> str:
         source = self.checkpoint.source
         files = ";".join(source.identity(c) for c in self.components)
-        return f"{self.part}|{self.checkpoint.dtype}|{self.checkpoint.device}|{files}"
+        return (f"{self.part}|{self.checkpoint.dtype}|{self.checkpoint.device}|{files}"
+                f"{self.checkpoint.lora_identity(self.part)}")
+
+    @property
+    def loras(self) -> tuple[Any, ...]:
+        """The LoRAs applied to this part (none for the VAE)."""
+        return self.checkpoint.loras if self.part in ("unet", "text_encoder") else ()
 
     @property
     def components(self) -> tuple[str, ...]:

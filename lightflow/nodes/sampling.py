@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,9 @@ from ..errors import MissingInputError, ParameterError
 from ..graph.ops import OpSpec, Port, register
 from ..graph.types import PortType
 from ._checks import MAX_BATCH, MAX_STEPS, as_float, as_int, as_seed, as_side
+from .control import ControlRunner
 from .loaders import ComponentRef
+from .lora import lora_scope
 from .schedulers import make_scheduler, normalize_scheduler
 from .values import Conditioning
 
@@ -76,8 +78,12 @@ def predicted_x0(scheduler: Any, model_input: torch.Tensor, model_output: torch.
 def denoise_loop(unet: Any, scheduler: Any, cond: Conditioning, latents: torch.Tensor,
                  timesteps: torch.Tensor, cfg: float, generator: torch.Generator,
                  add_cond: dict[str, torch.Tensor] | None = None,
-                 want_x0: bool = True) -> Iterator[SampleState]:
-    """The denoising loop of diffusers' pipelines, yielding after every step."""
+                 want_x0: bool = True,
+                 controls: Callable[..., dict[str, Any]] | None = None) -> Iterator[SampleState]:
+    """The denoising loop of diffusers' pipelines, yielding after every step.
+
+    ``controls(i, model_in, t, embeds, add_cond)`` gives extra UNet arguments (ControlNet
+    and T2I-Adapter residuals, see :class:`~lightflow.nodes.control.ControlRunner`)."""
     batch = latents.shape[0]
     guided = cfg > 1.0
     embeds = cond.embeds.repeat(batch, 1, 1)
@@ -93,8 +99,9 @@ def denoise_loop(unet: Any, scheduler: Any, cond: Conditioning, latents: torch.T
     for i, t in enumerate(timesteps):
         model_in = torch.cat([latents] * 2) if guided else latents
         model_in = scheduler.scale_model_input(model_in, t)
+        residuals = controls(i, model_in, t, embeds, add_cond) if controls is not None else {}
         out = unet(model_in, t, encoder_hidden_states=embeds, added_cond_kwargs=add_cond,
-                   return_dict=False)[0]
+                   return_dict=False, **residuals)[0]
         if guided:
             out_uncond, out_text = out.chunk(2)
             out = out_uncond + cfg * (out_text - out_uncond)
@@ -171,10 +178,14 @@ def _run_sample(ctx: Any, inputs: dict[str, Any], params: Mapping[str, Any]) -> 
     ctx.total_steps = len(timesteps)
     previews = ctx.settings.preview_hook(ctx, ref) if hasattr(ctx.settings, "preview_hook") \
         else None
+    controls = None
+    if cond.controls:
+        controls = ControlRunner(ctx, cond.controls, unet, ref.checkpoint.dtype, device, height,
+                                 width, batch, cfg > 1.0, len(timesteps))
     started = time.perf_counter()
-    with torch.inference_mode():
+    with lora_scope(ctx, ref.loras, {"unet": unet}, ref.family), torch.inference_mode():
         for state in denoise_loop(unet, scheduler, cond, latents, timesteps, cfg, generator,
-                                  add_cond, want_x0=True):
+                                  add_cond, want_x0=True, controls=controls):
             latents = state.latents
             ctx.step_done(state.step, state.total, state.timestep, latents[:1], state.x0,
                           started)

@@ -17,6 +17,7 @@ from ..graph.ops import OpSpec, Port, register
 from ..graph.types import PortType
 from ._checks import as_int, as_text
 from .loaders import ComponentRef
+from .lora import lora_scope
 from .values import Conditioning, PromptValue
 
 __all__ = ["encode_text"]
@@ -43,6 +44,20 @@ def _check_encode(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+class _TextModelView:
+    """What diffusers' clip-skip path reads (``text_encoder.text_model.final_layer_norm``):
+    transformers 5 flattened ``CLIPTextModel``, which has no ``.text_model`` any more."""
+
+    def __init__(self, encoder: Any):
+        self.final_layer_norm = encoder.final_layer_norm
+
+
+def _expose_text_model(encoder: Any) -> None:
+    if not hasattr(encoder, "text_model") and hasattr(encoder, "final_layer_norm"):
+        # a plain attribute, not a registered submodule: the state dict is unchanged
+        object.__setattr__(encoder, "text_model", _TextModelView(encoder))
+
+
 def encode_text(models: Mapping[str, Any], family: str, text: str, negative: str,
                 device: str, clip_skip: int | None = None,
                 force_zeros: bool = True) -> Conditioning:
@@ -62,6 +77,8 @@ def encode_text(models: Mapping[str, Any], family: str, text: str, negative: str
                             int(models["text_encoder_2"].config.projection_dim))
     from diffusers import StableDiffusionPipeline
 
+    if clip_skip:
+        _expose_text_model(models["text_encoder"])
     pipe = StableDiffusionPipeline(
         vae=None, text_encoder=models["text_encoder"], tokenizer=models["tokenizer"], unet=None,
         scheduler=None, safety_checker=None, feature_extractor=None,
@@ -77,7 +94,7 @@ def _run_encode(ctx: Any, inputs: dict[str, Any], params: Mapping[str, Any]) -> 
     models = {c: ctx.model(ref.spec(c)) for c in ref.components}
     force_zeros = bool(ref.checkpoint.source.model_index.get("force_zeros_for_empty_prompt",
                                                              True))
-    with torch.inference_mode():
+    with lora_scope(ctx, ref.loras, models, ref.family), torch.inference_mode():
         return encode_text(models, ref.family, prompt.text, prompt.negative,
                            ref.checkpoint.device, params.get("clip_skip"), force_zeros)
 

@@ -144,3 +144,21 @@ def test_every_scheduler_name_builds_from_the_checkpoint_config(sd15_dir):
         for key, value in options.items():
             assert scheduler.config[key] == value
         assert scheduler.config.beta_schedule == base.config.beta_schedule
+
+
+def test_clip_skip_uses_an_earlier_hidden_layer(sd15_dir):
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    sd = lf.checkpoint(sd15_dir)
+    cond = lf.prompt("a cat").encode(sd, clip_skip=1).run().value
+    tokenizer = CLIPTokenizer.from_pretrained(sd15_dir, subfolder="tokenizer")
+    encoder = CLIPTextModel.from_pretrained(sd15_dir, subfolder="text_encoder")
+    ids = tokenizer("a cat", padding="max_length", max_length=tokenizer.model_max_length,
+                    truncation=True, return_tensors="pt").input_ids
+    with torch.no_grad():
+        hidden = encoder(ids, output_hidden_states=True).hidden_states[-2]
+        expected = encoder.final_layer_norm(hidden)
+    torch.testing.assert_close(cond.embeds, expected)
+    plain = lf.prompt("a cat").encode(sd).run().value
+    assert not torch.allclose(plain.embeds, cond.embeds)
+    assert "text_model" not in dict(encoder.named_children())
