@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--guidance", type=float, default=5.0)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument(
         "--scheduler",
