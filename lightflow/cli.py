@@ -34,7 +34,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if isinstance(data, dict) and "lightflow" not in data:
         from lightflow.interop.comfy import from_comfy
 
-        flows = from_comfy(data, models=args.models)
+        flows = from_comfy(data, models=args.models, inputs=args.inputs or path.parent)
         nodes = flows if isinstance(flows, list) else [flows]
     else:
         nodes = [lf.from_json(data)]
@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", default="out.png", help="a .png file or a folder")
     run.add_argument("--models", default=None,
                      help="ComfyUI-style models folder (checkpoints/, loras/, vae/, ...)")
+    run.add_argument("--inputs", default=None,
+                     help="folder of LoadImage files (default: the workflow's folder)")
     run.add_argument("--mode", choices=("final", "draft"), default="final")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
