@@ -17,7 +17,7 @@ PNG = b"\x89PNG"
 def make_flow(folder):
     sd = lf.checkpoint(folder)
     return (lf.prompt("a cat").encode(sd)
-            .sample(sd, steps=3, cfg=7.0, seed=3, scheduler="euler").decode(sd))
+            .sample(sd, steps=6, cfg=7.0, seed=3, scheduler="euler").decode(sd))
 
 
 def test_controls_take_the_flows_values(sd15_dir):
@@ -27,7 +27,7 @@ def test_controls_take_the_flows_values(sd15_dir):
         c = ui.controls
         assert isinstance(c["seed"], W.IntSlider) and c["seed"].value == 3
         assert isinstance(c["cfg"], W.FloatSlider) and c["cfg"].value == 7.0
-        assert isinstance(c["steps"], W.IntSlider) and c["steps"].value == 3
+        assert isinstance(c["steps"], W.IntSlider) and c["steps"].value == 6
         assert isinstance(c["prompt"], W.Text) and c["prompt"].value == "a cat"
         assert isinstance(c["scheduler"], W.Dropdown) and c["scheduler"].value == "euler"
         assert ui.wait_idle(5) and ui.runs == []  # start=None: nothing runs when shown
