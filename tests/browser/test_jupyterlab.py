@@ -60,7 +60,7 @@ else:
     sd, text = lf.checkpoint(build_sd15(Path({tmp!r}) / "sd15")), "a cat"
 """
 CELLS = [
-    "flow = lf.prompt(text).encode(sd).sample(sd, steps=100, seed=1, scheduler='euler')"
+    "flow = lf.prompt(text).encode(sd).sample(sd, steps=100, cfg=4.0, seed=1, scheduler='euler')"
     ".decode(sd)\nflow",
     "long = flow.replace(steps=200, seed=2)\nlong",
     "lf.pool",
