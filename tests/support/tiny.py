@@ -32,6 +32,7 @@ from transformers import (
     CLIPTextModelWithProjection,
     CLIPTokenizer,
 )
+from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
@@ -68,18 +69,6 @@ SDXL_SCHEDULER = {
 }
 
 
-def _bytes_to_unicode() -> list[str]:
-    """The 256 printable characters GPT-2/CLIP byte-level BPE uses for bytes 0..255."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
 
 
 def _merges(words: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -105,7 +94,7 @@ def write_clip_tokenizer(folder: Path, max_length: int = 77, pad_token: str = EO
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    chars = _bytes_to_unicode()
+    chars = list(bytes_to_unicode().values())
     merges = _merges(WORDS)
     tokens = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges] + [BOS, EOS]
     vocab = {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}

@@ -21,6 +21,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from transformers import CLIPTokenizer
+from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from lightflow.assets.train.data import COLOUR_NAMES, DIGIT_WORDS
 
@@ -31,21 +32,6 @@ MAX_LENGTH = 16
 WORDS: tuple[str, ...] = ("a", "an", "the", "digit", "number", *COLOUR_NAMES, *DIGIT_WORDS)
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable unicode character table."""
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs], strict=True))
 
 
 def learn_merges(words: tuple[str, ...]) -> list[tuple[str, str]]:
