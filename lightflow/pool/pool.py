@@ -338,7 +338,7 @@ class ModelPool:
                 entry.obj = _move(entry.obj, "cpu")
                 entry.device = "cpu"
                 self.stats["offloads"] += 1
-                _free_cuda()
+                _free_memory()
                 self._emit("offload", entry.row())
                 return
             except PoolError:
@@ -354,7 +354,7 @@ class ModelPool:
         if collect:
             gc.collect()
             if was_gpu:
-                _free_cuda()
+                _free_memory()
 
     def _track_peak(self) -> None:
         peak = self.stats["peak_bytes"]
@@ -435,7 +435,7 @@ class ModelPool:
             for e in victims:
                 self._drop(e, collect=False)
             if victims:
-                _free_cuda()
+                _free_memory()
             return len(victims)
 
     def clear(self) -> int:
@@ -497,10 +497,25 @@ def _move(obj: Any, device: str) -> Any:
     return obj.to(device) if isinstance(obj, torch.nn.Module) else obj
 
 
-def _free_cuda() -> None:
+def _free_memory() -> None:
+    """Give freed memory back: Python objects, glibc's heap (freed tensor storage otherwise
+    stays in the process), and torch's CUDA cache."""
     gc.collect()
+    _malloc_trim()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _malloc_trim() -> None:
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+        pass
 
 
 def _default_cpu_budget() -> int:
