@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 import types
 
+from .entries import Entry, Lease, ModelSpec, Plan, module_bytes, tier_of
 from .memory import format_bytes, gpu_memory, host_memory, parse_bytes, torch_allocator
-from .pool import Entry, Lease, ModelPool, ModelSpec, Plan, module_bytes, tier_of
+from .pool import ModelPool
 from .source import BUILTIN, Source, resolve_source, safetensors_bytes
 
 __all__ = [
