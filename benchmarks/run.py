@@ -42,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(module, "run"):
             continue
         started = time.perf_counter()
-        rows = module.run(quick=args.quick)
+        try:
+            rows = module.run(quick=args.quick)
+        except Exception as exc:  # one broken benchmark must not lose the others' results
+            rows = [Result(name, "error", float("nan"), "runs", False,
+                           {"error": f"{type(exc).__name__}: {exc}"})]
         for row in rows:
             row.details["benchmark_seconds"] = round(time.perf_counter() - started, 1)
         results.extend(rows)
