@@ -23,7 +23,7 @@ class DraftSettings:
     the steps, replaces sampling by a null sampler, and the text encoder by a simple one."""
 
     decoder: str = "auto"
-    max_steps: int | None = 4
+    max_steps: int | None = 3
     null_sampler: bool = False
     simple_text: bool = False
 

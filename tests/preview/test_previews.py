@@ -149,7 +149,7 @@ def test_draft_modes_swap_stages_and_never_mix_with_final(fresh, sd15_dir):
     assert lf.pool.stats["loads_by_component"].get("unet") is None
     assert lf.pool.stats["loads_by_component"].get("text_encoder") is None
     draft = flow.run(mode="draft")
-    assert draft.info and any(i.get("steps") == 4 for i in draft.info.values())
+    assert draft.info and any(i.get("steps") == 3 for i in draft.info.values())
     final = flow.run()
     assert "decode" in final.executed_ops and "proxy_decode" not in final.executed_ops
     assert any(i.get("steps") == 10 for i in final.info.values())
