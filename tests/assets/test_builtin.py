@@ -35,8 +35,12 @@ def test_builtin_generation_equals_diffusers_pipeline():
 def test_builtin_previews_use_its_tiny_autoencoder():
     sd = lf.checkpoint()
     previews = []
-    run = lf.prompt("a blue two").encode(sd).sample(sd, steps=6, seed=1).decode(sd).run(
-        on_event=lambda e: previews.append(e) if isinstance(e, lf.PreviewReady) else None)
+    lf.settings.preview_budget = 1.0  # which decoder, not how often (throttling: tests/preview)
+    try:
+        run = lf.prompt("a blue two").encode(sd).sample(sd, steps=6, seed=1).decode(sd).run(
+            on_event=lambda e: previews.append(e) if isinstance(e, lf.PreviewReady) else None)
+    finally:
+        lf.settings.preview_budget = 0.05
     assert previews and {p.decoder for p in previews} == {"taesd"}
     assert previews[0].image.shape == (32, 32, 3)
     flow = lf.prompt("a blue two").encode(sd).sample(sd, steps=25, seed=1).decode(sd)
