@@ -4,6 +4,7 @@ the op and argument and saying how to fix it."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from ..errors import ParameterError
@@ -70,3 +71,10 @@ def as_text(op: str, name: str, value: Any) -> str:
         raise ParameterError(f"{name} must be text, got {type(value).__name__}", where=op,
                              fix=f'pass {name}="..."')
     return value
+
+
+def file_stamp(file: Path) -> tuple[str, str]:
+    """(resolved path, "size:mtime_ns") of an input file: part of a node's key, so editing
+    the file re-runs what depends on it."""
+    st = file.stat()
+    return str(file.resolve()), f"{st.st_size}:{st.st_mtime_ns}"

@@ -21,7 +21,7 @@ from PIL import Image
 from ..errors import ModelNotFoundError, ParameterError
 from ..graph.ops import OpSpec, Port, register
 from ..graph.types import PortType
-from ._checks import as_float, as_side
+from ._checks import as_float, as_side, file_stamp
 from .loaders import ComponentRef
 
 __all__ = ["ImageData", "tensor_to_pil", "vae_decode", "vae_encode"]
@@ -92,9 +92,7 @@ def _check_load(params: dict[str, Any]) -> dict[str, Any]:
         if not file.is_file():
             raise ModelNotFoundError(f"no such image file: {path}", where="image",
                                      fix="check the path")
-        st = file.stat()
-        params["path"] = str(file.resolve())
-        params["stamp"] = f"{st.st_size}:{st.st_mtime_ns}"
+        params["path"], params["stamp"] = file_stamp(file)
     return params
 
 

@@ -32,7 +32,7 @@ from ..errors import ModelLoadError, ModelNotFoundError
 from ..graph.ops import OpSpec, Port, register
 from ..graph.types import PortType
 from ..pool import ModelSpec, Source
-from ._checks import as_float
+from ._checks import as_float, file_stamp
 from .loaders import CheckpointRef
 
 __all__ = ["LoraRef", "LoraWeights", "lora_scope", "lora_spec"]
@@ -270,9 +270,7 @@ def _check_lora(params: dict[str, Any]) -> dict[str, Any]:
     if not file.is_file():
         raise ModelNotFoundError(f"no such LoRA file: {path}", where="lora",
                                  fix="check the path")
-    st = file.stat()
-    params["path"] = str(file.resolve())
-    params["stamp"] = f"{st.st_size}:{st.st_mtime_ns}"
+    params["path"], params["stamp"] = file_stamp(file)
     params["strength"] = as_float("lora", "strength", params.get("strength", 1.0),
                                   lo=-10.0, hi=10.0)
     if params.get("text_strength") is not None:
