@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ParameterError
+from ..pool.source import file_stamp as _stamp
 
 MAX_SIDE = 8192
 MAX_SEED = 2**64 - 1
@@ -76,5 +77,4 @@ def as_text(op: str, name: str, value: Any) -> str:
 def file_stamp(file: Path) -> tuple[str, str]:
     """(resolved path, "size:mtime_ns") of an input file: part of a node's key, so editing
     the file re-runs what depends on it."""
-    st = file.stat()
-    return str(file.resolve()), f"{st.st_size}:{st.st_mtime_ns}"
+    return str(file.resolve()), _stamp(file)

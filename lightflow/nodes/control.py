@@ -30,6 +30,7 @@ from ..graph.node import Node
 from ..graph.ops import OpSpec, Port, build, register
 from ..graph.types import PortType
 from ..pool import ModelSpec, Source
+from ..pool.source import file_stamp
 from ._checks import as_float, as_int
 from .values import Conditioning
 
@@ -132,7 +133,7 @@ def _check_model(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         files = [path]
     else:
         raise ModelNotFoundError(f"no such {kind}: {source}", where=kind, fix="check the path")
-    stamps = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    stamps = [f"{f.name}:{file_stamp(f)}" for f in files]
     params.update(source=str(path.resolve()), config=config, stamp=",".join(stamps))
     return params
 

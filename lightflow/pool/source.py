@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ModelLoadError, ModelNotFoundError
 
-__all__ = ["BUILTIN", "Source", "resolve_source", "safetensors_bytes"]
+__all__ = ["BUILTIN", "Source", "file_stamp", "resolve_source", "safetensors_bytes"]
 
 _ASSETS = Path(__file__).resolve().parent.parent / "assets"
 BUILTIN = {"digits": _ASSETS / "digits"}
@@ -79,10 +79,9 @@ class Source:
         stamps = []
         for path in self.component_files(component):
             try:
-                st = path.stat()
+                stamps.append(f"{path.name}:{file_stamp(path)}")
             except OSError:
                 continue
-            stamps.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
         config = f"?config={self.config}" if self.kind == "file" and self.config else ""
         return f"{self.kind}:{self.location}/{component}{config}[{','.join(stamps)}]"
 
@@ -99,6 +98,13 @@ class Source:
             elif path.suffix in WEIGHT_SUFFIXES:
                 total += path.stat().st_size
         return total
+
+
+def file_stamp(path: str | os.PathLike[str]) -> str:
+    """``"size:mtime_ns"`` of a file: part of every identity and node key built from files,
+    so an edited file is never served stale."""
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _ldm_prefix(component: str) -> tuple[str, ...] | None:
